@@ -1254,7 +1254,7 @@ _RUNNING = ('started', 'promoted', 'unpromoted', 'master', 'slave', 'migrating')
 
 
 def pcs_facts_to_input(facts, storage_attribute='storage_group', aio_attribute='aio',
-                       upgraded_attribute='upgraded', pinned_attribute='pinned'):
+                       upgraded_attribute='upgraded', pinned_attribute='pinned', role_attribute='clusterops-role'):
     """Map pcs_info-style facts to ``{'hosts': [...], 'vms': [...]}`` (see docs/planner.md).
 
     nodes: [{name, online, standby, maintenance, utilization: {memory: N}, attributes: {...}}]
@@ -1270,22 +1270,25 @@ def pcs_facts_to_input(facts, storage_attribute='storage_group', aio_attribute='
         raise PlannerError('facts.resources must be a list')
     hosts = []
     unavailable = []
+    no_capacity = set()
     for pos, node in enumerate(nodes):
         if not isinstance(node, dict):
             raise PlannerError('facts.nodes[%d] must be a dictionary' % pos)
         name = node.get('name')
         if not isinstance(name, str) or not name:
             raise PlannerError('facts.nodes[%d] has no name' % pos)
+        util = node.get('utilization') or {}
+        if not isinstance(util, dict) or PRIMARY_RESOURCE not in util:
+            # Not a VM host (e.g. a controller): pacemaker places no VM with a
+            # utilization demand on a node without that capacity.
+            no_capacity.add(name)
+            continue
         state = [s for s in ('standby', 'maintenance') if node.get(s)]
         if node.get('online') is False:
             state.insert(0, 'offline')
         if state:
             unavailable.append('%s (%s)' % (name, ', '.join(state)))
             continue
-        util = node.get('utilization') or {}
-        if not isinstance(util, dict) or PRIMARY_RESOURCE not in util:
-            raise PlannerError('node %s has no utilization %s capacity; set it with pcs node utilization %s '
-                               '%s=<MiB>' % (name, PRIMARY_RESOURCE, name, PRIMARY_RESOURCE))
         attrs = node.get('attributes') or {}
         if not isinstance(attrs, dict):
             raise PlannerError('node %s: attributes must be a dictionary' % name)
@@ -1293,8 +1296,9 @@ def pcs_facts_to_input(facts, storage_attribute='storage_group', aio_attribute='
             'name': name,
             'capacity': dict((str(k), _as_int(v, 'node %s utilization %s' % (name, k))) for k, v in util.items()),
             'storage_group': str(attrs.get(storage_attribute, DEFAULT_STORAGE_GROUP)) or DEFAULT_STORAGE_GROUP,
-            'role': 'aio' if _attr_bool(attrs.get(aio_attribute, False),
-                                        'node %s attribute %s' % (name, aio_attribute)) else 'compute',
+            'role': 'aio' if (str(attrs.get(role_attribute, '')).strip().lower() == 'aio' or
+                              _attr_bool(attrs.get(aio_attribute, False),
+                                         'node %s attribute %s' % (name, aio_attribute))) else 'compute',
             'upgraded': _attr_bool(attrs.get(upgraded_attribute, False),
                                    'node %s attribute %s' % (name, upgraded_attribute)),
         }
@@ -1319,6 +1323,10 @@ def pcs_facts_to_input(facts, storage_attribute='storage_group', aio_attribute='
         if len(where) != 1:
             raise PlannerError('resource %s runs on %d nodes (%s); the planner models VMs as primitives running on '
                                'one node' % (rid, len(where), ', '.join(map(str, where))))
+        if where[0] in no_capacity:
+            raise PlannerError('resource %s runs on node %s, which has no utilization %s capacity; set it with '
+                               'pcs node utilization %s %s=<MiB>' % (rid, where[0], PRIMARY_RESOURCE, where[0],
+                                                                     PRIMARY_RESOURCE))
         if where[0] not in known:
             raise PlannerError('resource %s runs on node %s, which is not among the nodes' % (rid, where[0]))
         meta = rsc.get('meta') or {}

@@ -124,6 +124,12 @@ options:
         description: Resource meta attribute that is true on VMs that must not leave their node.
         type: str
         default: pinned
+      role:
+        description:
+          - Node attribute holding the node's role; the value V(aio) marks an all-in-one node
+            (the lab sets C(clusterops-role=aio)), like a true O(fact_attributes.aio) attribute.
+        type: str
+        default: clusterops-role
   evacuation:
     description:
       - V(migrate) live-migrates the migratable, unpinned VMs of a batch to hosts outside the batch; the
@@ -309,6 +315,7 @@ def _argument_spec():
             aio=dict(type='str', default='aio'),
             upgraded=dict(type='str', default='upgraded'),
             pinned=dict(type='str', default='pinned'),
+            role=dict(type='str', default='clusterops-role'),
         )),
         evacuation=dict(type='str', choices=['migrate', 'shutdown', 'manual'], default='migrate'),
         headroom=dict(type='float', default=0),
@@ -323,7 +330,7 @@ def _planner_input(params):
         names = params['fact_attributes']
         return pcs_facts_to_input(params['facts'], storage_attribute=names['storage_group'],
                                   aio_attribute=names['aio'], upgraded_attribute=names['upgraded'],
-                                  pinned_attribute=names['pinned'])
+                                  pinned_attribute=names['pinned'], role_attribute=names['role'])
     return {'hosts': params['hosts'], 'vms': params['vms']}
 
 

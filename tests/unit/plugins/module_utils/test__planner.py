@@ -813,6 +813,21 @@ def test_pcs_facts_mapping():
     }
 
 
+def test_pcs_facts_skip_nodes_without_capacity_and_read_role_attribute():
+    # The lab's shape: controllers carry no utilization (and may be in standby
+    # without blocking the compute plan); the aio node is marked clusterops-role=aio.
+    facts = copy.deepcopy(PCS_FACTS)
+    facts['nodes'].append({'name': 'ctl', 'online': True, 'standby': True, 'maintenance': False,
+                           'utilization': {}, 'attributes': {}})
+    facts['nodes'][0]['attributes'] = {'clusterops-role': 'aio', 'storage_group': 'san'}
+    data = pcs_facts_to_input(facts)
+    assert [h['name'] for h in data['hosts']] == ['n1', 'n2', 'n3']
+    assert [h['role'] for h in data['hosts']] == ['aio', 'compute', 'compute']
+    facts['nodes'][0]['attributes'] = {'role': 'aio', 'storage_group': 'san'}
+    assert pcs_facts_to_input(facts, role_attribute='role')['hosts'][0]['role'] == 'aio'
+    assert pcs_facts_to_input(facts)['hosts'][0]['role'] == 'compute'
+
+
 def test_pcs_facts_with_custom_attribute_names_plan():
     facts = copy.deepcopy(PCS_FACTS)
     facts['nodes'][1]['utilization'] = {'memory': 4096}
@@ -835,7 +850,8 @@ def test_pcs_facts_with_custom_attribute_names_plan():
      'node(s) n1 (standby, maintenance) are not in service; the planner needs every node online and active: bring '
      'them back (pcs node unstandby / pcs node unmaintenance) or finish the run that took them out'),
     (lambda f: f['nodes'][0].update(utilization={}),
-     'node n1 has no utilization memory capacity; set it with pcs node utilization n1 memory=<MiB>'),
+     'resource vm-a runs on node n1, which has no utilization memory capacity; set it with pcs node '
+     'utilization n1 memory=<MiB>'),
     (lambda f: f['resources'][0].update(nodes=['n1', 'n2']),
      'resource vm-a runs on 2 nodes (n1, n2); the planner models VMs as primitives running on one node'),
     (lambda f: f['resources'][0].update(nodes=['n9']),
