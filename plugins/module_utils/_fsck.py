@@ -12,8 +12,18 @@ Plain functions and small classes, importable without Ansible:
   mount point holding the image and to refuse an image that is itself mounted;
 * the free-space check for the backup (the copy itself is in ``_image_backup``);
 * :class:`FsckTool`, the one command seam of this file (``fsck.ext2``,
-  ``mount -o remount``, ``losetup``), and :func:`run_repair`, the repair order
-  with the read-only remount in a ``finally``.
+  ``mount -o remount``, ``losetup``, ``e2undo``), and :func:`run_repair`, the
+  repair order with the read-only remount in a ``finally``.
+
+Two backup methods (``BACKUP_METHODS``): ``copy`` (the default) is a verified,
+digest-equal sparse copy of the whole image made before e2fsck touches it
+(``_image_backup``); ``undo`` is e2fsck's own undo file (``fsck.ext2 -fy -z
+FILE``: the old content of every block e2fsck overwrites, written before the
+overwrite), verified afterwards with ``e2undo -n`` (every saved block's
+checksum, and that the file matches the repaired image). ``undo`` costs about
+as much as the repair itself but is not a copy: it restores the image only
+with ``e2undo`` onto the repaired image, and gives no digest of the image as
+it was.
 """
 
 from __future__ import annotations
@@ -21,10 +31,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 
 from ansible_collections.clusterops.upgrade.plugins.module_utils._image_backup import (
     BackupError,
     backup_image,
+    backup_name,
 )
 
 # ---------------------------------------------------------------------------
@@ -88,6 +100,10 @@ _NOISE = (
     re.compile(r"^\S+: \d+/\d+ files \(.*\), \d+/\d+ blocks$"),  # summary
     re.compile(r"\*{3,}.*\*{3,}\s*$"),                      # status banners
     re.compile(r"^Restarting e2fsck from the beginning"),
+    # -z: "Overwriting existing filesystem; this can be undone using the command:"
+    # followed by the indented "e2undo FILE IMAGE"
+    re.compile(r"^Overwriting existing filesystem; this can be undone using the command:$"),
+    re.compile(r"^e2undo \S"),
 )
 # The question e2fsck asks about a problem and the answer -n/-y gave it: a
 # whole line ("Connect to /lost+found? no") or the end of one, after two
@@ -394,6 +410,9 @@ def allocated_bytes(st):
     return st.st_blocks * 512
 
 
+BACKUP_METHODS = ("copy", "undo")
+
+
 def backup_required_bytes(image_stat):
     """Free bytes a sparse backup of the image needs: its allocated size plus slack."""
     return min(allocated_bytes(image_stat), image_stat.st_size) + BACKUP_SLACK
@@ -443,11 +462,12 @@ class FsckTool(object):
     built on ``module.run_command``. Commands are argv lists with ``LANG=C``.
     """
 
-    def __init__(self, runner, fsck="fsck.ext2", mount="mount", losetup="losetup"):
+    def __init__(self, runner, fsck="fsck.ext2", mount="mount", losetup="losetup", e2undo="e2undo"):
         self._runner = runner
         self.fsck_bin = fsck
         self.mount_bin = mount
         self.losetup_bin = losetup
+        self.e2undo_bin = e2undo
         self.trail = []
 
     def _run(self, argv):
@@ -460,9 +480,19 @@ class FsckTool(object):
         """Forced read-only check: ``fsck.ext2 -fn IMAGE``."""
         return self._run([self.fsck_bin, "-fn", image])
 
-    def repair(self, image):
-        """Forced repair answering yes: ``fsck.ext2 -fy IMAGE``."""
+    def repair(self, image, undo_file=None):
+        """Forced repair answering yes: ``fsck.ext2 -fy [-z UNDO_FILE] IMAGE``."""
+        if undo_file:
+            return self._run([self.fsck_bin, "-fy", "-z", undo_file, image])
         return self._run([self.fsck_bin, "-fy", image])
+
+    def verify_undo(self, undo_file, image):
+        """Dry run of the undo file against the image: ``e2undo -n -v UNDO_FILE IMAGE``.
+
+        Reads every saved block and checks its checksum and that the file
+        belongs to the image as it is now; writes nothing.
+        """
+        return self._run([self.e2undo_bin, "-n", "-v", undo_file, image])
 
     def remount(self, mountpoint, access):
         if access not in ("ro", "rw"):
@@ -631,9 +661,63 @@ class RepairError(Exception):
     pass
 
 
+_REPLAYED = re.compile(r"^Replayed block of size (\d+) from \d+ to \d+$", re.M)
+
+
+def parse_undo_replay(output):
+    """``(blocks, bytes)`` that ``e2undo -v`` says it (would have) replayed."""
+    sizes = [int(size) for size in _REPLAYED.findall(output or "")]
+    return len(sizes), sum(sizes)
+
+
+def undo_file_path(image, backup_dir, now=None):
+    """A new ``<image name>.<UTC time>.e2undo`` in ``backup_dir`` (never an existing name)."""
+    base = backup_name(image, now)[:-len(".bak")] + ".e2undo"
+    path = os.path.join(backup_dir, base)
+    suffix = 1
+    while os.path.lexists(path):
+        path = os.path.join(backup_dir, "%s.%d" % (base, suffix))
+        suffix += 1
+    return path
+
+
+def _fsync_path(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _verify_undo(tool, image, undo_file, report, started):
+    """Check the undo file e2fsck wrote; fill ``report["backup"]`` or ``report["undo_error"]``."""
+    if not os.path.isfile(undo_file):
+        report["undo_error"] = ("e2fsck wrote no undo file %s: the image was repaired without a "
+                                "way back" % undo_file)
+        return
+    _fsync_path(undo_file)
+    _fsync_path(os.path.dirname(undo_file) or ".")
+    res = tool.verify_undo(undo_file, image)
+    if res.rc != 0:
+        report["undo_error"] = ("the undo file %s does not verify (e2undo -n rc %d: %s): the image "
+                                "was repaired without a verified way back"
+                                % (undo_file, res.rc, " ".join(res.output.split())[-1000:]))
+        return
+    blocks, size = parse_undo_replay(res.output)
+    undo_size = os.stat(undo_file).st_size
+    report["backup"] = {"method": "undo", "path": undo_file, "size": undo_size, "sha256": None,
+                        "written": undo_size, "seconds": round(time.monotonic() - started, 3),
+                        "undo_blocks": blocks, "undo_bytes": size}
+
+
 def run_repair(tool, image, mountpoint, was_ro, report, backup_dir=None, backup=True,
-               backup_func=backup_image):
+               backup_func=backup_image, method="copy"):
     """Back up → remount rw → ``fsck -fy`` → remount ro (finally) → re-check.
+
+    ``method`` ``copy``: a verified sparse copy before anything is touched;
+    ``undo``: e2fsck writes an undo file while it repairs (``-z``), verified
+    with ``e2undo -n`` after the read-only remount (a failed verification is
+    reported as ``report["undo_error"]``).
 
     ``report`` (a dict) is filled step by step, so the caller keeps the facts
     when an exception escapes. Only a remount done here is undone: a state
@@ -642,14 +726,21 @@ def run_repair(tool, image, mountpoint, was_ro, report, backup_dir=None, backup=
     untouched then); the rc of ``fsck -fy`` and of the re-check are reported,
     judging them is the caller's business.
     """
+    if method not in BACKUP_METHODS:
+        raise ValueError("backup method must be one of %s, not %r" % (", ".join(BACKUP_METHODS), method))
     report["remounted_rw"] = False
     report["remounted_ro"] = False
-    if backup:
+    undo_file = None
+    started = time.monotonic()
+    if backup and method == "copy":
         try:
             result = backup_func(image, backup_dir)
         except (BackupError, OSError) as exc:
             raise RepairError("backup failed, the image was not touched: %s" % exc)
-        report["backup"] = result.as_dict()
+        report["backup"] = dict(result.as_dict(), method="copy")
+    elif backup:
+        undo_file = undo_file_path(image, backup_dir)
+        report["undo_file"] = undo_file
     if was_ro:
         res = tool.remount(mountpoint, "rw")
         if res.rc != 0:
@@ -658,7 +749,7 @@ def run_repair(tool, image, mountpoint, was_ro, report, backup_dir=None, backup=
         report["remounted_rw"] = True
     mtime_before = os.stat(image).st_mtime_ns
     try:
-        res = tool.repair(image)
+        res = tool.repair(image, undo_file=undo_file)
         report["repair_rc"] = res.rc
         report["repair_output"] = res.output
     finally:
@@ -672,6 +763,8 @@ def run_repair(tool, image, mountpoint, was_ro, report, backup_dir=None, backup=
             report["image_modified"] = os.stat(image).st_mtime_ns != mtime_before
         except OSError:
             report["image_modified"] = True
+    if undo_file:
+        _verify_undo(tool, image, undo_file, report, started)
     recheck = tool.check(image)
     report["recheck_rc"] = recheck.rc
     report["recheck_output"] = recheck.output

@@ -50,9 +50,29 @@ options:
       - Set to V(false) only when a copy exists elsewhere; the image is then modified without one.
     type: bool
     default: true
+  backup_method:
+    description:
+      - V(copy) - a sparse copy of the whole image, made before anything is touched, read back
+        from disk and compared with the image, with its SHA256 (RV(backup_sha256) equals the
+        image's before the repair). It stands on its own (copy it back to restore) and costs a
+        read and a write of the image's data plus a SHA256 of its whole size.
+      - V(undo) - e2fsck's undo file, C(fsck.ext2 -fy -z FILE). Before e2fsck overwrites a
+        block it saves the old content there. Verified after the repair with C(e2undo -n)
+        (every saved block's checksum, and that the file belongs to the repaired image).
+        It costs about what the repair costs (only the blocks e2fsck rewrites are saved), but
+        it is B(not) a copy - it restores the image as it was only with
+        C(e2undo FILE IMAGE) applied to the repaired image, before anything else writes to
+        it; it gives no digest of the image as it was (RV(backup_sha256) is V(null)); and it
+        is verified after the image was modified, not before. Choose it only knowingly, for
+        example when the backup directory cannot hold a copy of the image or the copy takes
+        too long.
+    type: str
+    choices: [copy, undo]
+    default: copy
   backup_dir:
     description:
-      - Directory that receives the backup C(<image name>.<UTC time>.bak) (mode 0600).
+      - Directory that receives the backup C(<image name>.<UTC time>.bak) (mode 0600), or with
+        O(backup_method=undo) the undo file C(<image name>.<UTC time>.e2undo).
       - Required for O(mode=repair) unless O(backup=false). It must exist, be writable, not be on
         the state mount, and have the image's allocated size plus 4 MiB free.
     type: path
@@ -87,8 +107,11 @@ attributes:
 notes:
   - C(changed) is true only when fsck modified the image (its exit status says it corrected
     errors, or the image file was written). Remounting and writing the backup are not counted.
-  - Requires C(fsck.ext2) (e2fsprogs) and, for repairs, C(mount). C(losetup) is used when
-    present to find loop devices backed by the image; otherwise sysfs is read.
+  - Requires C(fsck.ext2) (e2fsprogs) and, for repairs, C(mount); C(e2undo) (e2fsprogs) for
+    O(backup_method=undo). C(losetup) is used when present to find loop devices backed by the
+    image; otherwise sysfs is read.
+  - O(backup_dir) must have the image's allocated size plus 4 MiB free for either method (an
+    undo file is usually far smaller, but its size is not known before e2fsck runs).
 seealso:
   - name: e2fsck(8)
     description: The exit status table and the C(-f), C(-n) and C(-y) options.
@@ -202,31 +225,48 @@ would_repair:
   returned: always
   type: bool
   sample: false
+backup_method:
+  description: How the backup was made, V(copy) or V(undo) (O(backup_method)).
+  returned: when a backup was made
+  type: str
+  sample: copy
 backup_path:
-  description: The verified backup copy of the image as it was before the repair.
+  description:
+    - The verified backup copy of the image as it was before the repair, or with
+      O(backup_method=undo) the verified undo file (restore with C(e2undo BACKUP_PATH IMAGE)).
   returned: when a backup was made
   type: str
   sample: /usr/local/clusterops-image-backup/active.img.20261122T101500Z.bak
 backup_sha256:
-  description: SHA256 of the backup as read back from disk; equal to the image's before the repair.
+  description:
+    - SHA256 of the backup as read back from disk; equal to the image's before the repair.
+    - V(null) with O(backup_method=undo) (no copy of the image is made).
   returned: when a backup was made
   type: str
   sample: 9f2c0d5e0c4c1cbd7b0f6a3b5f7e4c8e6b5b1a0d9d8c7b6a5f4e3d2c1b0a9f8e
 backup_size:
-  description: Size of the backup in bytes (the image's apparent size; holes are kept).
+  description:
+    - Size of the backup in bytes (the image's apparent size; holes are kept), or of the undo file.
   returned: when a backup was made
   type: int
   sample: 3221225472
 backup_written:
-  description: Bytes actually written for the backup (data regions that are not all zero).
+  description: Bytes actually written for the backup (data regions that are not all zero; the undo file's size).
   returned: when a backup was made
   type: int
   sample: 1610612736
 backup_seconds:
-  description: Time the backup took, copy and verification included.
+  description:
+    - Time the backup took, copy and verification included. With O(backup_method=undo), the
+      e2fsck run that writes the undo file plus its verification.
   returned: when a backup was made
   type: float
   sample: 4.2
+undo_blocks:
+  description: With O(backup_method=undo), how many saved blocks C(e2undo -n) verified.
+  returned: when an undo file was verified
+  type: int
+  sample: 7
 state_mount:
   description: Mount point of the file system holding the image.
   returned: when found
@@ -332,9 +372,11 @@ def _report_repair(result, report, image, mountpoint, access_before):
     failures = []
     backup = report.get("backup")
     if backup:
-        result.update(backup_path=backup["path"], backup_sha256=backup["sha256"],
-                      backup_size=backup["size"], backup_written=backup["written"],
-                      backup_seconds=backup["seconds"])
+        result.update(backup_method=backup["method"], backup_path=backup["path"],
+                      backup_sha256=backup["sha256"], backup_size=backup["size"],
+                      backup_written=backup["written"], backup_seconds=backup["seconds"])
+        if backup["method"] == "undo":
+            result["undo_blocks"] = backup["undo_blocks"]
     result.update(remounted_rw=report.get("remounted_rw", False),
                   remounted_ro=report.get("remounted_ro", False))
     try:
@@ -363,6 +405,8 @@ def _report_repair(result, report, image, mountpoint, access_before):
                             % (recheck_rc, ", ".join(fsck_meaning(recheck_rc))))
     if report.get("remount_ro_error"):
         failures.append(report["remount_ro_error"] + "; the state mount is still read-write")
+    if report.get("undo_error"):
+        failures.append(report["undo_error"])
     return failures
 
 
@@ -378,6 +422,7 @@ def main():
             image=dict(type="path", default="/run/initramfs/cos-state/cOS/active.img"),
             mode=dict(type="str", choices=["check", "repair"], default="check"),
             backup=dict(type="bool", default=True),
+            backup_method=dict(type="str", choices=["copy", "undo"], default="copy"),
             backup_dir=dict(type="path"),
             state_mount=dict(type="path"),
             require_fallback_boot=dict(type="bool", default=True),
@@ -389,12 +434,14 @@ def main():
     image = p["image"]
     repair = p["mode"] == "repair"
     want_backup = repair and p["backup"]
+    want_undo = want_backup and p["backup_method"] == "undo"
 
     tool = FsckTool(
         _runner(module),
         fsck=module.get_bin_path("fsck.ext2", required=True),
         mount=module.get_bin_path("mount", required=repair) or "mount",
         losetup=module.get_bin_path("losetup"),
+        e2undo=module.get_bin_path("e2undo", required=want_undo) or "e2undo",
     )
     result = dict(changed=False, image=image, repaired=False, would_repair=False,
                   remounted_rw=False, remounted_ro=False, boot_mode=None, boot_marker=None,
@@ -443,7 +490,7 @@ def main():
     error = None
     try:
         run_repair(tool, image, mountpoint, was_ro=facts.mount.read_only, report=report,
-                   backup_dir=p["backup_dir"], backup=want_backup)
+                   backup_dir=p["backup_dir"], backup=want_backup, method=p["backup_method"])
     except RepairError as exc:
         error = str(exc)
     except Exception as exc:  # report what happened so far, the mount state included
@@ -454,9 +501,12 @@ def main():
     if error:
         failures.insert(0, error)
     if failures:
-        if report.get("backup"):
+        if report.get("backup", {}).get("method") == "copy":
             failures.append("the image as it was before is saved in %s (sha256 %s)"
                             % (result["backup_path"], result["backup_sha256"]))
+        elif report.get("backup"):
+            failures.append("the image as it was before can be restored with: e2undo %s %s"
+                            % (result["backup_path"], image))
         _fail(module, result, tool, "; ".join(failures))
     result["repaired"] = True
     module.exit_json(**result)

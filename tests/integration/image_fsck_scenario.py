@@ -13,7 +13,8 @@ Two halves:
   ``/run/initramfs/cos-state`` (as on a Harvester node booted from the
   fallback image), boot markers under ``/run/cos``, then the module itself is
   run as a program (``python image_fsck.py args.json``), as Ansible would run
-  it, or ansible-playbook against localhost. After every run it records the
+  it, or ansible-playbook against localhost, or ``e2undo`` with the undo file
+  an earlier run wrote. After every run it records the
   image digest, the state mount's ro/rw and the backup directory. It prints one JSON document; the assertions live
   in the pytest file. Loop devices are always detached in ``finally``.
 
@@ -300,7 +301,17 @@ def main(plan_file):
             prepend = None
             if step.get("fake_fsck_fy_rc") is not None:
                 prepend = _fake_fsck(os.path.join(workdir, "fakebin"), step["fake_fsck_fy_rc"])
-            if step.get("playbook"):
+            if step.get("e2undo_from"):
+                # put the image back with the undo file an earlier run wrote (remount rw for it)
+                undo = out["runs"][step["e2undo_from"]]["result"]["backup_path"]
+                run(["mount", "-o", "remount,rw", STATE_MOUNT])
+                try:
+                    proc = run(["e2undo", undo, ACTIVE], check=False)
+                finally:
+                    run(["mount", "-o", "remount,ro", STATE_MOUNT])
+                record = {"exit": proc.returncode, "output": proc.stdout + proc.stderr}
+                backup_dir = os.path.dirname(undo)
+            elif step.get("playbook"):
                 record = _run_playbook(workdir, step["name"], step["playbook"],
                                        step.get("extra_vars", {}), step.get("inventory"),
                                        step.get("check", False))

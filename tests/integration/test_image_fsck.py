@@ -120,6 +120,37 @@ def test_check_repair_recheck(tmp_path, kind, first_rc):
         assert again["image_sha"] == repair["image_sha"]
 
 
+@pytest.mark.parametrize("kind", ["clri_dir", "inode_table_garbage"])
+def test_undo_method_repairs_and_its_undo_file_restores_the_image(tmp_path, kind):
+    """backup_method=undo: e2fsck -z writes the undo file, e2undo -n verifies it, and
+    e2undo really puts the corrupted image back, byte for byte."""
+    backups = str(tmp_path / "backups")
+    os.mkdir(backups)
+    runs = [
+        {"name": "repair", "args": {"mode": "repair", "backup_dir": backups, "backup_method": "undo"}},
+        {"name": "undo", "e2undo_from": "repair"},
+    ]
+    out, original = _execute(tmp_path, {"markers": ["cos/passive_mode"], "runs": runs}, kind)
+    repair, undo = out["runs"]["repair"], out["runs"]["undo"]
+    result = repair["result"]
+    assert repair["exit"] == 0, result
+    (name,) = list(repair["backups"])
+    path = os.path.join(backups, name)
+    assert name.startswith("active.img.") and name.endswith(".e2undo")
+    assert _commands_tail(result)[1:] == [
+        ["-fn", ACTIVE], ["-o", "remount,rw", STATE], ["-fy", "-z", path, ACTIVE],
+        ["-o", "remount,ro", STATE], [result["commands"][5][0], "-n", "-v", path, ACTIVE], ["-fn", ACTIVE]]
+    assert os.path.basename(result["commands"][5][0]) == "e2undo"
+    assert (result["repaired"], result["clean_after"], result["state_mount_after"]) == (True, True, "ro")
+    assert (result["backup_method"], result["backup_path"], result["backup_sha256"]) == ("undo", path, None)
+    assert result["undo_blocks"] > 0
+    assert result["backup_size"] == os.path.getsize(path) < 8 * 1024 * 1024
+    assert repair["image_sha"] != original
+    # the undo file is a way back: e2undo restores the corrupted image exactly
+    assert undo["exit"] == 0, undo["output"]
+    assert (undo["image_sha"], undo["state_access"]) == (original, "ro")
+
+
 def test_fsck_failure_leaves_state_ro_and_reports(tmp_path):
     backups = str(tmp_path / "backups")
     os.mkdir(backups)

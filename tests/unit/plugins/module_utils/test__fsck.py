@@ -691,3 +691,138 @@ def test_run_repair_sees_image_modified(tmp_path):
     report = {}
     f.run_repair(tool, image, str(state), True, report, backup=False)
     assert report["image_modified"] is True
+
+
+# ---------------------------------------------------------------------------
+# backup_method=undo: e2fsck's undo file, verified with e2undo -n
+# ---------------------------------------------------------------------------
+
+# fsck.ext2 -fy -z and e2undo -n -v output, shortened from what e2fsprogs 1.47.0 printed here
+UNDO_FY = """\
+Overwriting existing filesystem; this can be undone using the command:
+    e2undo /bk/active.img.x.e2undo /run/initramfs/cos-state/cOS/active.img
+
+Pass 1: Checking inodes, blocks, and sizes
+Pass 2: Checking directory structure
+Entry 'd' in / (2) has deleted/unused inode 12.  Clear? yes
+
+Pass 5: Checking group summary information
+
+COS_ACTIVE: ***** FILE SYSTEM WAS MODIFIED *****
+COS_ACTIVE: 11/4096 files (0.0% non-contiguous), 2325/16384 blocks
+"""
+UNDO_REPLAY = """\
+Replayed block of size 4096 from 5 to 145
+Replayed block of size 28672 from 7 to 1272
+Replayed block of size 4096 from 6 to 4242
+"""
+UNDO_BAD = "checksum error in filesystem block 129 (undo blk 14)\n"
+
+
+def test_parse_problems_drops_the_undo_banner():
+    assert f.parse_problems(UNDO_FY) == (["Entry 'd' in / (2) has deleted/unused inode 12."], 1)
+
+
+@pytest.mark.parametrize("output, expected", [
+    (UNDO_REPLAY, (3, 36864)),
+    ("", (0, 0)),
+    (None, (0, 0)),
+    (UNDO_BAD, (0, 0)),
+])
+def test_parse_undo_replay(output, expected):
+    assert f.parse_undo_replay(output) == expected
+
+
+def test_tool_undo_argv():
+    runner = Recorder()
+    tool = f.FsckTool(runner, fsck="/usr/sbin/fsck.ext2", e2undo="/usr/sbin/e2undo")
+    tool.repair(IMAGE, undo_file="/bk/a.e2undo")
+    tool.verify_undo("/bk/a.e2undo", IMAGE)
+    assert runner.argvs == [
+        ["/usr/sbin/fsck.ext2", "-fy", "-z", "/bk/a.e2undo", IMAGE],
+        ["/usr/sbin/e2undo", "-n", "-v", "/bk/a.e2undo", IMAGE],
+    ]
+    assert all(env == {"LANG": "C", "LC_ALL": "C", "LC_MESSAGES": "C"} for dummy, env in runner.calls)
+
+
+def test_undo_file_path_is_new(tmp_path):
+    first = f.undo_file_path("/x/cOS/active.img", str(tmp_path), now=0)
+    assert first == str(tmp_path / "active.img.19700101T000000Z.e2undo")
+    open(first, "w").close()
+    assert f.undo_file_path("/x/cOS/active.img", str(tmp_path), now=0) == first + ".1"
+
+
+def _undo_runner(image, writes=True, verify=(0, UNDO_REPLAY, "")):
+    """fsck -fy -z writes the undo file (when ``writes``); e2undo answers ``verify``."""
+    calls = []
+
+    def runner(argv, env):
+        calls.append(list(argv))
+        if argv[:3] == ["fsck.ext2", "-fy", "-z"]:
+            if writes:
+                with open(argv[3], "wb") as handle:
+                    handle.write(b"E2UNDO02" + b"\0" * 4088)
+            return 1, UNDO_FY, ""
+        if argv[0] == "e2undo":
+            return verify
+        return 0, "", ""
+    return runner, calls
+
+
+def test_run_repair_undo_order_and_report(tmp_path):
+    image, state = _image(tmp_path)
+    backups = tmp_path / "bk"
+    backups.mkdir()
+    runner, calls = _undo_runner(image)
+    report = {}
+
+    def no_copy(image, backup_dir):
+        raise AssertionError("backup_method=undo must not copy the image")
+    f.run_repair(f.FsckTool(runner), image, str(state), True, report, backup_dir=str(backups),
+                 backup_func=no_copy, method="undo")
+    (undo,) = [str(p) for p in backups.iterdir()]
+    assert undo.startswith(str(backups / "active.img.")) and undo.endswith(".e2undo")
+    assert calls == [
+        ["mount", "-o", "remount,rw", str(state)],
+        ["fsck.ext2", "-fy", "-z", undo, image],
+        ["mount", "-o", "remount,ro", str(state)],
+        ["e2undo", "-n", "-v", undo, image],
+        ["fsck.ext2", "-fn", image],
+    ]
+    backup = dict(report["backup"])
+    assert backup.pop("seconds") >= 0
+    assert backup == {"method": "undo", "path": undo, "size": 4096, "sha256": None, "written": 4096,
+                      "undo_blocks": 3, "undo_bytes": 36864}
+    assert (report["repair_rc"], report["remounted_ro"], "undo_error" in report) == (1, True, False)
+
+
+@pytest.mark.parametrize("writes, verify, error", [
+    (True, (1, "", UNDO_BAD),
+     "the undo file {undo} does not verify (e2undo -n rc 1: checksum error in filesystem block 129 "
+     "(undo blk 14)): the image was repaired without a verified way back"),
+    (False, None, "e2fsck wrote no undo file {undo}: the image was repaired without a way back"),
+])
+def test_run_repair_undo_not_verified(tmp_path, writes, verify, error):
+    image, state = _image(tmp_path)
+    backups = tmp_path / "bk"
+    backups.mkdir()
+    runner, calls = _undo_runner(image, writes=writes, verify=verify)
+    report = {}
+    f.run_repair(f.FsckTool(runner), image, str(state), True, report, backup_dir=str(backups),
+                 method="undo")
+    undo = report["undo_file"]
+    assert report["undo_error"] == error.format(undo=undo)
+    assert "backup" not in report
+    # the mount went back to ro before the verification, and the re-check still ran
+    assert calls[2] == ["mount", "-o", "remount,ro", str(state)]
+    assert calls[-1] == ["fsck.ext2", "-fn", image]
+    assert (report["remounted_ro"], report["recheck_rc"]) == (True, 0)
+
+
+def test_run_repair_rejects_an_unknown_method(tmp_path):
+    image, state = _image(tmp_path)
+    tool = _repair_tool({})
+    with pytest.raises(ValueError) as err:
+        f.run_repair(tool, image, str(state), True, {}, backup_dir="/bk", method="snapshot")
+    assert str(err.value) == "backup method must be one of copy, undo, not 'snapshot'"
+    assert tool.trail == []

@@ -26,6 +26,7 @@ RESERVED = {'failed', 'skipped', 'msg', 'rc', 'results', 'stdout', 'stderr', 'st
 FSCK = '/usr/sbin/fsck.ext2'
 MOUNT = '/usr/bin/mount'
 LOSETUP = '/usr/sbin/losetup'
+E2UNDO = '/usr/sbin/e2undo'
 LIST_LOOPS = [LOSETUP, '--list', '--json', '--output', 'NAME,MAJ:MIN,BACK-FILE,BACK-INO,BACK-MAJ:MIN']
 
 CORRUPT_OUT = """\
@@ -62,6 +63,7 @@ class Commands(object):
     def __init__(self):
         self.answers = {}
         self.calls = []
+        self.fallback = None  # callable(argv) for argv not in answers (e.g. a generated path)
 
     def on(self, argv, *answers):
         self.answers[tuple(argv)] = list(answers)
@@ -70,6 +72,8 @@ class Commands(object):
         self.calls.append((list(args), kwargs))
         queue = self.answers.get(tuple(args))
         if not queue:
+            if self.fallback is not None:
+                return self.fallback(list(args))
             return 0, '', ''
         answer = queue.pop(0) if len(queue) > 1 else queue[0]
         if isinstance(answer, BaseException):
@@ -133,7 +137,7 @@ def capture(monkeypatch):
         raise Fail(kwargs)
 
     def get_bin_path(self, name, required=False, opt_dirs=None):
-        return {'fsck.ext2': FSCK, 'mount': MOUNT, 'losetup': LOSETUP}[name]
+        return {'fsck.ext2': FSCK, 'mount': MOUNT, 'losetup': LOSETUP, 'e2undo': E2UNDO}[name]
 
     monkeypatch.setattr(basic.AnsibleModule, 'exit_json', exit_json)
     monkeypatch.setattr(basic.AnsibleModule, 'fail_json', fail_json)
@@ -371,3 +375,78 @@ def test_refuse_without_marker_unless_told(tmp_path, monkeypatch):
     result = run(host.args(mode='repair', backup_dir=host.backups, require_fallback_boot=False))
     assert host.commands.argvs == [LIST_LOOPS, [FSCK, '-fn', host.image]]
     assert result['boot_mode'] is None
+
+
+# ---------------------------------------------------------------------------- backup_method=undo
+
+UNDO_FY = """\
+Overwriting existing filesystem; this can be undone using the command:
+    e2undo {undo} {image}
+
+Pass 2: Checking directory structure
+Entry 'mods' in /usr/lib (17) has deleted/unused inode 18.  Clear? yes
+
+COS_ACTIVE: ***** FILE SYSTEM WAS MODIFIED *****
+"""
+
+
+def _undo_commands(host, verify):
+    """fsck -fy -z FILE writes the undo file; e2undo -n -v answers ``verify``."""
+    def answer(argv):
+        if argv[:4] == [FSCK, '-fy', '-z', argv[3]] and len(argv) == 5:
+            with open(argv[3], 'wb') as handle:
+                handle.write(b'E2UNDO02' + bytes(8184))
+            return 1, UNDO_FY.format(undo=argv[3], image=argv[4]), ''
+        if argv[0] == E2UNDO:
+            return verify
+        return 0, '', ''
+    host.commands.on([FSCK, '-fn', host.image], (4, CORRUPT_OUT, ''), (0, '', ''))
+    host.commands.fallback = answer
+
+
+def test_repair_with_an_undo_file(host):
+    before = host.sha()
+    _undo_commands(host, (0, 'Replayed block of size 4096 from 5 to 145\n'
+                             'Replayed block of size 4096 from 4 to 1624\n', ''))
+    result = run(host.args(mode='repair', backup_dir=host.backups, backup_method='undo'))
+    (name,) = os.listdir(host.backups)
+    undo = os.path.join(host.backups, name)
+    assert name.startswith('active.img.') and name.endswith('.e2undo')
+    assert host.commands.argvs == [
+        LIST_LOOPS,
+        [FSCK, '-fn', host.image],
+        [MOUNT, '-o', 'remount,rw', host.state],
+        [FSCK, '-fy', '-z', undo, host.image],
+        [MOUNT, '-o', 'remount,ro', host.state],
+        [E2UNDO, '-n', '-v', undo, host.image],
+        [FSCK, '-fn', host.image],
+    ]
+    # no copy of the image was made or read back: the image itself is untouched by the mock
+    assert host.sha() == before
+    assert (result['backup_method'], result['backup_path'], result['backup_sha256'], result['backup_size'],
+            result['backup_written'], result['undo_blocks']) == ('undo', undo, None, 8192, 8192, 2)
+    assert (result['changed'], result['repaired'], result['clean_after'], result['state_mount_after']) == (
+        True, True, True, 'ro')
+    assert result['fixed'] == ["Entry 'mods' in /usr/lib (17) has deleted/unused inode 18."]
+    assert not RESERVED & set(result)
+
+
+def test_repair_with_an_undo_file_that_does_not_verify_fails(host):
+    _undo_commands(host, (1, '', 'checksum error in filesystem block 129 (undo blk 14)\n'))
+    result = run(host.args(mode='repair', backup_dir=host.backups, backup_method='undo'), expect=Fail)
+    (name,) = os.listdir(host.backups)
+    undo = os.path.join(host.backups, name)
+    assert result['msg'] == (
+        'the undo file %s does not verify (e2undo -n rc 1: checksum error in filesystem block 129 (undo blk '
+        '14)): the image was repaired without a verified way back' % undo)
+    assert (result['changed'], result['repaired'], result['state_mount_after']) == (True, False, 'ro')
+    assert 'backup_path' not in result
+    assert host.commands.argvs[-2:] == [[E2UNDO, '-n', '-v', undo, host.image], [FSCK, '-fn', host.image]]
+
+
+def test_repair_with_undo_in_check_mode_runs_no_e2undo(host):
+    host.commands.on([FSCK, '-fn', host.image], (4, CORRUPT_OUT, ''))
+    result = run(host.args(mode='repair', backup_dir=host.backups, backup_method='undo'), check_mode=True)
+    assert host.commands.argvs == [LIST_LOOPS, [FSCK, '-fn', host.image]]
+    assert (result['would_repair'], result['changed']) == (True, True)
+    assert os.listdir(host.backups) == []
