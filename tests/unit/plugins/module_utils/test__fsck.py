@@ -471,7 +471,7 @@ def test_locate_state_mount_refusals(tmp_path):
     assert error.startswith("%s is on the root file system: refusing to remount / read-write" % image)
 
 
-def test_check_backup_dir(tmp_path):
+def test_check_backup_dir(tmp_path, monkeypatch):
     image, state = _image(tmp_path)
     backups = tmp_path / "backups"
     assert f.check_backup_dir(None, str(state))[1].startswith("backup_dir is required for mode=repair")
@@ -483,9 +483,14 @@ def test_check_backup_dir(tmp_path):
         None, "backup_dir %s is on the state mount %s that holds the image: choose a directory "
               "on another file system" % (inside, state))
     backups.mkdir()
+    # free space moves while other work writes to the disk: pin the reading to see
+    # that the result is the reading of the backup directory itself
+    seen = []
+    monkeypatch.setattr(f, "free_bytes", lambda path: seen.append(path) or 123456789)
     free, error = f.check_backup_dir(str(backups), str(state))
     assert error is None
-    assert free == f.free_bytes(str(backups))
+    assert free == 123456789
+    assert seen == [os.path.realpath(str(backups))]
 
 
 def _facts(tmp_path, boot_names=(), backup_free=10 ** 12, backup_error=None, users=()):
