@@ -396,9 +396,9 @@ def inside(workdir, runs, master):
 
 def report(samples, data_mib):
     print()
+    load = " ".join("%.1f" % x for x in os.getloadavg())
     print("image: 1 GiB, ~%d MiB of files, clri on a directory of 100 files + freeb; "
-          "medians of %d runs; load average at the end %s" % (data_mib, len(samples["cold"]["fsck"]),
-                                                   " ".join("%.1f" % x for x in os.getloadavg())))
+          "medians of %d runs; load average at the end %s" % (data_mib, len(samples["cold"]["fsck"]), load))
     print("cold: the image's pages dropped before the timed part (as after a reboot); "
           "warm: just read")
     print("step = backup + remount rw + fsck -fy + remount ro (+ e2undo -n); module = the whole "
