@@ -175,6 +175,8 @@ def main(argv=None) -> int:
     t.add_argument("node")
     t.add_argument("action", choices=("add", "remove", "change", "delete-backup", "restore"))
     t.add_argument("package", nargs="?")
+    sub.add_parser("reset-product", help="back to a clean 6.8.0 after an upgrade: rpm db and backups, "
+                   "journals removed, no ban/standby/maintenance, VMs started")
     f = sub.add_parser("fill-disk", help="fill the node's /var/log partition to PCT%% (0 empties)")
     f.add_argument("node")
     f.add_argument("pct", type=int)
@@ -241,6 +243,12 @@ def _dispatch(lab: Lab, args) -> int:
     elif args.command == "record-fixtures":
         from . import record
         record.record(lab, args.dir or record.DEFAULT_DIR)
+    elif args.command == "reset-product":
+        state = lab.load_state()
+        if not state.get("rpm_dir"):
+            raise LabError("the lab is down: run `labctl up` first")
+        for line in faults.reset_product(lab, Path(state["rpm_dir"])):
+            print(line)
     elif args.command == "fill-disk":
         print(f"{args.node}: /var/log at {faults.fill_disk(lab, args.node, args.pct)}%")
     return 0

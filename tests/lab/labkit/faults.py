@@ -154,11 +154,27 @@ def kill(lab: Lab, node: str, wait: bool = True) -> None:
         wait_member(lab, node, False)
 
 
+def wait_ssh(lab: Lab, node: str, timeout: float = 90) -> None:
+    """Wait until real SSH (the lab key, the recorded host key) reaches the node: after a
+    power cut the host's neighbour cache may still hold the old container's MAC for a while."""
+    from . import inventory
+    deadline = time.monotonic() + timeout
+    while True:
+        cp = proc.run(inventory.ssh_argv(node, "true"), check=False, timeout=30)
+        if cp.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise LabError(f"{node}: ssh does not answer within {timeout:.0f}s: {cp.stderr.strip()}")
+        time.sleep(1)
+
+
 def start(lab: Lab, node: str, wait: bool = True) -> None:
     lab.topo.node(node)
     proc.podman("start", lab.container(node))
     if wait:
         wait_member(lab, node, True)
+        if (config.INVENTORY_DIR / "ssh_config").exists():
+            wait_ssh(lab, node)
 
 
 def _host_boot_id() -> str:
@@ -284,3 +300,70 @@ def fill_disk(lab: Lab, node: str, pct: int, path: str = "/var/log") -> int:
             lab.exec(node, ["fallocate", "-l", str(n), FILL_FILE])
             lab.exec(node, ["sync", "-f", path])
     return _df(lab, node, path)[3]
+
+
+# ------------------------------------------------------------ product reset
+JOURNAL_ROOT = "/var/lib/clusterops-upgrade"
+
+
+def _cluster_cleanup(lab: Lab, node: str) -> list:
+    """Remove what an upgrade (finished, failed or killed) may leave in the cluster:
+    every cli-ban/cli-prefer constraint, node standby/maintenance, the cluster's
+    maintenance-mode, a target-role on the VMs, failed actions. Returns what it did."""
+    done = []
+    cons = ET.fromstring(lab.exec(node, ["cibadmin", "--query", "--scope", "constraints"]).stdout)
+    for loc in cons.iter("rsc_location"):
+        cid = loc.get("id", "")
+        if cid.startswith(("cli-ban-", "cli-prefer-")):
+            lab.exec(node, ["cibadmin", "--delete", "--xpath",
+                            f"/cib/configuration/constraints/rsc_location[@id='{cid}']"])
+            done.append(f"deleted {cid}")
+    mon = lab.crm_mon(node)
+    for x in mon.iter("node"):
+        name = x.get("name")
+        if not name or x.get("online") is None:
+            continue
+        for attr in ("standby", "maintenance"):
+            if x.get(attr) == "true":
+                lab.exec(node, ["crm_attribute", "--node", name, "--name", attr, "--lifetime", "forever",
+                                "--delete"])
+                done.append(f"{attr} off on {name}")
+    summary = mon.find("summary/cluster_options")
+    if summary is not None and summary.get("maintenance-mode") == "true":
+        lab.exec(node, ["crm_attribute", "--type", "crm_config", "--name", "maintenance-mode", "--delete"])
+        done.append("maintenance-mode off")
+    for vm, _mem, _mig in lab.topo.vms:
+        cp = lab.exec(node, ["crm_resource", "--resource", vm, "--meta", "--get-parameter", "target-role"],
+                      check=False)
+        if cp.returncode == 0 and cp.stdout.strip():
+            lab.exec(node, ["crm_resource", "--resource", vm, "--meta", "--delete-parameter", "target-role"])
+            done.append(f"target-role of {vm} removed")
+    lab.exec(node, ["crm_resource", "--cleanup"], check=False)
+    return done
+
+
+def reset_product(lab: Lab, rpm_dir: Path, timeout: float = 180) -> list:
+    """Put the lab back to a clean 6.8.0 after an upgrade test: every node running and
+    a cluster member, the rpm database and /var/backup-rpm at the 6.8.0 baseline (the
+    `tamper-rpm restore` logic), the upgrade journals, bundles and staging removed
+    ({JOURNAL_ROOT}), nothing left banned, preferred, in standby or maintenance, every
+    VM started. Returns one line per node and what was cleaned in the cluster."""
+    lines = []
+    stopped = [n for n, s in lab.containers().items() if s != "running"]
+    for name in stopped:
+        start(lab, name)
+        lines.append(f"{name}: started")
+    for n in lab.topo.nodes:
+        lines.append(tamper_rpm(lab, n.name, "restore", None, rpm_dir))
+        lab.exec(n.name, ["rm", "-rf", JOURNAL_ROOT])
+    observer = lab.topo.controllers[0].name
+    lines += [f"cluster: {d}" for d in _cluster_cleanup(lab, observer)]
+    lab.exec(observer, ["crm_resource", "--wait", f"--timeout={int(timeout)}s"], check=False,
+             timeout=timeout + 30)
+    probs = lab.wait_healthy(timeout)
+    if probs:
+        raise LabError("the lab is not healthy after reset-product: " + "; ".join(probs))
+    for n in lab.topo.nodes:
+        wait_ssh(lab, n.name)
+    lines.append(f"lab at {config.FROM_VERSION}, journals removed, healthy, ssh answering")
+    return lines
