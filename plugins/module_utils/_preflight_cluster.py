@@ -286,25 +286,31 @@ def _plan_text(plan):
     return ' | '.join(', '.join(batch) for batch in plan['batches'])
 
 
-def plan_input_from_facts(facts, plan_nodes, aio_nodes=()):
+def plan_input_from_facts(facts, plan_nodes, aio_nodes=(), target_nodes=()):
     """Planner input from ``pcs_info`` facts, restricted to the nodes to upgrade.
 
-    Nodes outside ``plan_nodes`` (the control plane) and resources that do not
-    run on a plan node are left out; ``aio_nodes`` get the ``aio`` attribute.
+    Nodes outside ``plan_nodes`` and ``target_nodes`` (the control plane) and
+    resources that do not run on one of them are left out; ``aio_nodes`` get the
+    ``aio`` attribute. ``target_nodes`` (hosts of the plan group outside this
+    run, e.g. a ``--limit``) are valid VM targets that are never scheduled: they
+    go in as ``upgraded``.
     """
     wanted = set(plan_nodes)
+    targets = set(target_nodes or ()) - wanted
     aio = set(aio_nodes or ())
     sub = {'nodes': [], 'resources': []}
     for node in facts.get('nodes') or ():
-        if node.get('name') in wanted:
+        if node.get('name') in wanted or node.get('name') in targets:
             node = copy.deepcopy(node)
             attrs = node.setdefault('attributes', {}) or {}
             node['attributes'] = attrs
             attrs['aio'] = 'true' if node['name'] in aio else attrs.get('aio', 'false')
+            if node['name'] in targets:
+                attrs['upgraded'] = 'true'
             sub['nodes'].append(node)
     for res in facts.get('resources') or ():
         where = res.get('nodes') or []
-        if where and set(where) <= wanted:
+        if where and set(where) <= wanted | targets:
             sub['resources'].append(res)
     missing = sorted(wanted - set(n['name'] for n in sub['nodes']))
     planner = _planner
@@ -491,7 +497,8 @@ def evaluate(inputs):
     preflight_host result}), ``expected_version``, ``ha_backend``
     (pacemaker|none), ``pcs`` (registered pcs_info result) and ``pcs_host``,
     ``ha_hosts``, ``vip_resource``, ``node_names`` ({host: pacemaker node}),
-    ``plan_hosts``, ``plan_input`` ({hosts, vms} from the inventory; otherwise
+    ``plan_hosts``, ``plan_targets`` (the whole plan group: hosts outside the
+    play are VM targets, never scheduled), ``plan_input`` ({hosts, vms} from the inventory; otherwise
     the pcs facts are used), ``aio_hosts``, ``evacuation``, ``plan_headroom``,
     ``plan_max_parallel``, ``plan_aio_first``, ``bundle_files``,
     ``bundle_manifest``, ``bundle_dir`` and ``bundle_glob`` (where the bundles
@@ -530,7 +537,9 @@ def evaluate(inputs):
     elif facts is not None:
         try:
             plan_input = plan_input_from_facts(facts, [_node_of(h, node_names) for h in plan_hosts],
-                                               [_node_of(h, node_names) for h in inputs.get('aio_hosts') or ()])
+                                               [_node_of(h, node_names) for h in inputs.get('aio_hosts') or ()],
+                                               [_node_of(h, node_names) for h in inputs.get('plan_targets') or ()
+                                                if h not in plan_hosts])
         except PlannerError as exc:
             results.append(result('upgrade_plan', CLUSTER, FAIL, '%s: no safe plan: %s' % (evacuation, exc)))
         else:

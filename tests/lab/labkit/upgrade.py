@@ -11,8 +11,10 @@ Shared by tests/integration/test_lab_upgrade.py and tests/e2e/kill_matrix.py:
 
 from __future__ import annotations
 
+import calendar
 import json
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -159,6 +161,7 @@ class Sampler:
         self.lab = lab
         self.interval = interval
         self.samples: list = []
+        self.seen: dict = {}  # resource -> [(time, role, node)] of the first sample of each outage
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -215,6 +218,7 @@ class Sampler:
             up = role in RUNNING
             if not up and start is None:
                 start, before = s.at, last_node
+                self.seen.setdefault(resource, []).append((s.at, role, node))
             if up:
                 if start is not None:
                     out.append((start, s.at, before, node))
@@ -232,6 +236,31 @@ class Sampler:
             if role in RUNNING and node and (not seq or seq[-1] != node):
                 seq.append(node)
         return seq
+
+
+# ----------------------------------------------------------------- pacemaker's own record
+_OP = re.compile(r"^(\w{3} +\d+ [\d:.]+) \S+ pacemaker-controld .*Result of (start|stop|migrate_to|migrate_from) "
+                 r"operation for (\S+) on (\S+): (\w+)")
+
+
+def operations(lab: Lab, since: float, until: float) -> list:
+    """[(time, operation, resource, node, result)] that the nodes' executors ran between
+    ``since`` and ``until`` (epoch seconds), from every node's pacemaker.log (it survives a
+    node's reboot). Which VM was really stopped or started, and which was live-migrated."""
+    year = time.gmtime(since).tm_year
+    out = []
+    for n in lab.topo.nodes:
+        cp = lab.exec(n.name, ["grep", "-a", "Result of .* operation for ", "/var/log/pacemaker/pacemaker.log"],
+                      check=False, timeout=60)
+        for line in cp.stdout.splitlines():
+            m = _OP.match(line)
+            if not m:
+                continue
+            stamp, frac = m.group(1).rsplit(".", 1) if "." in m.group(1) else (m.group(1), "0")
+            at = calendar.timegm(time.strptime(f"{year} {stamp}", "%Y %b %d %H:%M:%S")) + float("0." + frac)
+            if since <= at <= until:
+                out.append((at, m.group(2), m.group(3), m.group(4), m.group(5)))
+    return sorted(out)
 
 
 # ----------------------------------------------------------------- state

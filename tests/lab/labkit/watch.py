@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 from . import upgrade
 from .lab import Lab
 
 
-def summary(lab: Lab, sampler: upgrade.Sampler) -> list:
+def summary(lab: Lab, sampler: upgrade.Sampler, ops: list) -> list:
     samples = sampler.samples
     good = [s for s in samples if s.roles]
     if not good:
@@ -31,11 +32,23 @@ def summary(lab: Lab, sampler: upgrade.Sampler) -> list:
         if not outages:
             steady.append(vm)
             continue
-        text = ", ".join(f"{e - s:.1f}s ({b or '?'} -> {a or '?'})" for s, e, b, a in outages)
+        migrated = [at for at, op, rsc, _n, _r in ops if rsc == vm and op == "migrate_from"]
+        text = ", ".join(f"{e - s:.1f}s ({b or '?'} -> {a or '?'}"
+                         + (", a sample inside its live migration" if any(s - 2 <= m <= e + 2 for m in migrated)
+                            else "") + ")" for s, e, b, a in outages)
         why = "" if migrates else " - it cannot live-migrate: pacemaker restarts it on another host"
         moved.append(f"  {vm} not Started {len(outages)} time(s): {text}{why}")
     lines.append(f"VMs: {len(steady)} of {len(lab.topo.vms)} were Started in every sample")
     lines += moved
+    # pacemaker's own record of the run: which VMs were really stopped / started, which migrated
+    vms = {vm for vm, _m, _a in lab.topo.vms}
+    count = {}
+    for _at, op, rsc, _n, _r in ops:
+        if rsc in vms:
+            count.setdefault(op, set()).add(rsc)
+    lines.append(f"pacemaker log: {len([o for o in ops if o[2] in vms and o[1] == 'migrate_from'])} live "
+                 f"migration(s) of {len(count.get('migrate_from', ()))} VM(s); VMs started cold (stopped "
+                 f"first): {', '.join(sorted(count.get('start', ()))) or 'none'}")
     vip = sampler.outages("lb_float_ip")
     lines.append("lb_float_ip ran on " + " -> ".join(sampler.nodes_of("lb_float_ip") or ["?"]) + "; "
                  + ("never unavailable" if not vip else "unavailable " + ", ".join(
@@ -51,10 +64,16 @@ def main(argv=None) -> int:
         print("usage: python -m labkit.watch -- COMMAND...", file=sys.stderr)
         return 2
     lab = Lab()
+    t0 = time.time()
     with upgrade.Sampler(lab) as sampler:
         rc = subprocess.call(argv)
     print()
-    for line in summary(lab, sampler):
+    try:
+        ops = upgrade.operations(lab, t0, time.time())
+    except Exception as exc:  # a node down: the samples still say what they saw
+        print(f"watch: pacemaker log not read: {exc}")
+        ops = []
+    for line in summary(lab, sampler, ops):
         print(f"watch: {line}")
     try:
         left = upgrade.problems(lab)

@@ -818,6 +818,24 @@ def test_plan_from_recorded_facts():
     assert r['evidence'] == 'shutdown: 4 host(s) in 3 batch(es) (lower bound 3): cmp-1 | cmp-2, cmp-3 | cmp-4'
 
 
+def test_plan_of_a_limited_run_uses_the_other_hosts_as_targets():
+    # --limit cmp-2: alone, its VMs could go nowhere; the rest of the plan group takes them,
+    # counted as upgraded (targets, never scheduled)
+    alone = PC.plan_input_from_facts(facts(), ['cmp-2'])
+    assert PC.check_plan(alone, 'migrate')['status'] == 'fail'
+    plan_input = PC.plan_input_from_facts(facts(), ['cmp-2'], target_nodes=COMPUTE)
+    assert sorted((h['name'], h['upgraded']) for h in plan_input['hosts']) == [
+        ('cmp-1', True), ('cmp-2', False), ('cmp-3', True), ('cmp-4', True)]
+    assert len(plan_input['vms']) == 12
+    r = PC.check_plan(plan_input, 'migrate')
+    assert (r['status'], r['data']['batches']) == ('pass', [['cmp-2']])
+    # evaluate() passes the plan group as targets
+    results = PC.evaluate({'hosts': ['cmp-2'], 'host_results': {}, 'ha_backend': 'pacemaker', 'pcs': facts(),
+                           'pcs_host': 'ctl-a', 'plan_hosts': ['cmp-2'], 'plan_targets': COMPUTE,
+                           'evacuation': 'migrate'})
+    assert one(results, 'upgrade_plan')['data']['batches'] == [['cmp-2']]
+
+
 def test_plan_fails_with_the_planners_reason():
     hosts = [{'name': 'n1', 'capacity': {'memory': 100}}, {'name': 'n2', 'capacity': {'memory': 100}}]
     vms = [{'name': 'big', 'host': 'n1', 'demand': {'memory': 95}}]
