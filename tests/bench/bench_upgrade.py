@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 # -*- coding: utf-8 -*-
 # Copyright: clusterops.upgrade developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -150,7 +150,8 @@ def run_once(timings, soak, extra, forks=None):
     t0 = time.monotonic()
     proc = subprocess.run([str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", str(REPO / "inventories" / "lab"),
                            str(REPO / "playbooks" / "upgrade.yml"), "-e", f"@{vars_file}"],
-                          cwd=str(REPO), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                          cwd=str(REPO), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          check=False)
     elapsed = time.monotonic() - t0
     vars_file.unlink()
     if proc.returncode != 0:
@@ -180,7 +181,10 @@ def main():
         print(f"run {i}: wall {r['wall']:.0f}s, platform {r['platform']:.0f}s ({cats}); overhead "
               f"{100 * r['overhead_share']:.0f}% (net of module start-up {r['module_startup']:.1f}s per task: "
               f"{100 * r['overhead_share_net']:.0f}%); {r['tasks_run']} task results run, {r['tasks']} in all")
-    med = lambda key: statistics.median(r[key] for r in results)  # noqa: E731
+
+    def med(key):
+        return statistics.median(r[key] for r in results)
+
     print(f"\nmedian of {len(results)} run(s): wall {med('wall'):.0f}s, platform waits {med('platform'):.0f}s, "
           f"controller overhead {med('wall') - med('platform'):.0f}s = {100 * med('overhead_share'):.0f}% of the "
           f"wall time ({100 * med('overhead_share_net'):.0f}% counting each platform task's module start-up as "

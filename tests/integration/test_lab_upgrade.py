@@ -15,7 +15,8 @@
    batch failed, the batch's other hosts finished; once the node is back the same command
    resumes and finishes. The VMs the run stopped (and only those - a VM an operator had
    stopped stays stopped) run again at the end, the journals list exactly them.
-3. Manual mode refuses hosts that still run VMs (preflight), before anything is written.
+3. Manual mode refuses hosts that still run VMs (preflight), and a --limit without localhost or
+   with compute hosts before the control plane is refused; nothing is written anywhere.
 
 Each test starts from `labctl reset-product` (6.8.0, no journal) and leaves the lab reset.
 The file makes two full upgrades (one of them interrupted twice) and a refused one: 15-20
@@ -129,6 +130,10 @@ def test_check_mode_then_migrate_upgrade_keeps_vms_running_then_nothing_to_do(cl
     assert cold == ["vm-04"]
     vip = sampler.outages("lb_float_ip")
     assert len(moves) == 1
+    # pacemaker stopped the VIP once, inside the switch-over, and started it on the other controller
+    vip_ops = [(op, node) for at, op, rsc, node, _r in ops if rsc == "lb_float_ip" and within((at, at), moves)]
+    assert [op for _a, op, rsc, _n, _r in ops if rsc == "lb_float_ip"] == ["stop", "start"], ops
+    assert [op for op, _n in vip_ops] == ["stop", "start"] and vip_ops[0][1] != vip_ops[1][1], vip_ops
     assert all(within((s, e), moves) for s, e, _b, _a in vip), (vip, moves)
     assert len(vip) <= len(moves)
     assert sampler.nodes_of("lb_float_ip") == [before["vip"][1], ({"ctl-a", "ctl-b"} - {before["vip"][1]}).pop()]
@@ -230,10 +235,26 @@ def test_shutdown_mode_sigkill_then_a_lost_node_then_resume_restarts_exactly_the
     assert report(resumed)["summary"]["blocked"] is False
 
 
-def test_manual_mode_refuses_hosts_that_still_run_vms(clean, tmp_path):
+def test_manual_mode_refuses_hosts_that_still_run_vms_and_limits_that_break_the_order(clean, tmp_path):
     """ICS "manual": the operator empties the hosts; with VMs running, preflight's running_vms
-    check blocks the run before the journal begins - nothing is written anywhere."""
+    check blocks the run before the journal begins - nothing is written anywhere. A --limit
+    without localhost, or with a compute host but not the (not yet upgraded) control plane, is
+    refused the same way: first, with what to do."""
     lab = clean
+    plain = upgrade.lab_vars(lab)
+    run = upgrade.run_upgrade(lab, plain, tmp_path, "limit-no-localhost", args=("--limit", "cmp-2"))
+    assert run.rc == 2, run.output[-3000:]
+    assert ("localhost is not part of this run, so the run was never fixed (settings, run id, bundles) and there is "
+            "nothing to plan or report with: a --limit must name localhost too, e.g. --limit 'cmp-2,localhost'. "
+            "Nothing was changed.") in run.output
+    run = upgrade.run_upgrade(lab, plain, tmp_path, "limit-compute", args=("--limit", "cmp-2,localhost"))
+    assert run.rc == 2, run.output[-3000:]
+    assert (f"ctl-a, ctl-b (outside this run) not upgraded yet by run {RUN_ID}: ICS upgrades the management pair "
+            "before any compute node. Run without the --limit first, or include ctl-a, ctl-b in it. Nothing was "
+            "changed.") in run.output
+    for node in [n.name for n in lab.topo.nodes]:
+        assert lab.exec(node, ["test", "-e", "/var/lib/clusterops-upgrade"], check=False).returncode == 1
+
     variables = upgrade.lab_vars(lab, upgrade_evacuation="manual")
     run = upgrade.run_upgrade(lab, variables, tmp_path, "manual")
     assert run.rc == 2, run.output[-3000:]

@@ -161,6 +161,7 @@ class Sampler:
         self.lab = lab
         self.interval = interval
         self.samples: list = []
+        self._dc = None
         self.seen: dict = {}  # resource -> [(time, role, node)] of the first sample of each outage
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -174,8 +175,17 @@ class Sampler:
         self._thread.join(timeout=60)
 
     def _read(self) -> dict:
+        """One crm_mon reading, from the DC when it answers (a node that just joined may not have
+        the cluster's status yet and show running resources as stopped)."""
         errors = []
-        for node in [n.name for n in self.lab.topo.nodes]:
+        names = [n.name for n in self.lab.topo.nodes]
+        order = ([self._dc] if self._dc in names else []) + [n for n in names if n != self._dc]
+        tried = set()
+        while order:
+            node = order.pop(0)
+            if node in tried:
+                continue
+            tried.add(node)
             try:
                 cp = self.lab.exec(node, ["crm_mon", "-1", "--output-as=xml"], check=False, timeout=20)
             except (proc.CommandError, subprocess.TimeoutExpired) as exc:
@@ -188,6 +198,10 @@ class Sampler:
             dc = root.find("summary/current_dc")
             if dc is None or dc.get("with_quorum") != "true":
                 errors.append(f"{node}: no quorum")
+                continue
+            if dc.get("name") != node and dc.get("name") in names and dc.get("name") not in tried:
+                self._dc = dc.get("name")
+                order.insert(0, self._dc)  # ask the DC itself
                 continue
             out = {}
             for r in root.iter("resource"):

@@ -50,9 +50,11 @@ def summary(lab: Lab, sampler: upgrade.Sampler, ops: list) -> list:
                  f"migration(s) of {len(count.get('migrate_from', ()))} VM(s); VMs started cold (stopped "
                  f"first): {', '.join(sorted(count.get('start', ()))) or 'none'}")
     vip = sampler.outages("lb_float_ip")
+    moves = [(at, op, node) for at, op, rsc, node, _r in ops if rsc == "lb_float_ip" and op in ("stop", "start")]
     lines.append("lb_float_ip ran on " + " -> ".join(sampler.nodes_of("lb_float_ip") or ["?"]) + "; "
                  + ("never unavailable" if not vip else "unavailable " + ", ".join(
-                     f"{e - s:.1f}s ({b or '?'} -> {a or '?'})" for s, e, b, a in vip)))
+                     f"{e - s:.1f}s ({b or '?'} -> {a or '?'})" for s, e, b, a in vip))
+                 + "; pacemaker log: " + (", ".join(f"{op} on {node}" for _at, op, node in moves) or "never stopped"))
     return lines
 
 

@@ -146,7 +146,7 @@ class FakeRpm(object):
             current = self.installed.pop(0) if len(self.installed) > 1 else self.installed[0]
             return 0, ''.join(record(t) for t in current), ''
         if args[0] == '-qp':
-            files = [a for a in args[4:]]
+            files = list(args[4:])
             return 0, ''.join(header_record(self.headers[os.path.basename(f)]) for f in files
                               if os.path.basename(f) in self.headers), ''
         if args[0] == '-U':

@@ -15,7 +15,7 @@ from ansible_collections.clusterops.upgrade.plugins.modules import cluster_soak
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils"))
 
-from pacemaker_fake import MON, RESERVED, Exit, Fail, FakeCluster, ModuleHarness  # noqa: E402
+from pacemaker_fake import MON, RESERVED, Fail, FakeCluster, ModuleHarness  # noqa: E402
 
 
 def test_healthy_settle_gate(monkeypatch):

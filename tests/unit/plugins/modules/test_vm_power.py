@@ -14,7 +14,7 @@ from ansible_collections.clusterops.upgrade.plugins.modules import vm_power
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils"))
 
-from pacemaker_fake import RESERVED, Exit, Fail, FakeCluster, ModuleHarness  # noqa: E402
+from pacemaker_fake import RESERVED, Fail, FakeCluster, ModuleHarness  # noqa: E402
 
 
 def test_check_mode_lists_the_vms_of_a_node(monkeypatch):
