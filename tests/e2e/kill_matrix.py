@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -47,8 +48,10 @@ POINTS = [
     ("bundles being copied", "Copy the bundles the host does not hold a verified copy of", 1, 1.0),
     ("first controller frozen (ban being placed)", "Freeze failover | Ban the resource from", 1, 0.5),
     ("first controller rebooting", "Reboot proof | Reboot with ansible.builtin.reboot", 1, 3.0),
-    ("switch-over in flight", "Controller | Move ", 1, 1.0),
-    ("during the soak", "Controller | Soak - ", 1, 4.0),
+    # (the controller without the VIP goes first: its pass skips the move and the soak, so the
+    # switch-over and the soak are the second starts of those tasks)
+    ("switch-over in flight", "Controller | Move ", 2, 1.0),
+    ("during the soak", "Controller | Soak - ", 2, 4.0),
     ("compute batch 1 entering standby (VMs migrating)", "Enter maintenance | Enter it with pacemaker_node", 1, 1.0),
     ("compute batch 2 rpm transaction", "Apply | Install the bundle's packages", 4, 0.5),
     ("compute batch 3 leaving standby", "Release | Leave maintenance / standby this run entered", 5, 0.5),
@@ -94,7 +97,10 @@ def main() -> int:
         labctl("reset-product", timeout=900)
         t0 = time.monotonic()
         killed = upgrade.run_upgrade(lab, variables, workdir, "killed", kill_at=(task, nth), kill_delay=delay)
-        last = killed.task_starts[-1] if killed.task_starts else "-"
+        # the task in flight when the kill came: the last task header the playbook printed
+        headers = re.findall(r"^TASK \[(.*)\] \**$", killed.output, re.M)
+        inflight = headers[-1] if headers else "-"
+        hit = upgrade.same_task(inflight, task)
         # As an operator would: wait until every node is back (a node the killed job was
         # rebooting comes back by itself) before running the playbook again.
         for n in lab.topo.nodes:
@@ -103,12 +109,14 @@ def main() -> int:
         before = upgrade.problems(lab)
         resumed = upgrade.run_upgrade(lab, variables, workdir, "resumed")
         problems = [] if resumed.rc == 0 else [f"resume rc {resumed.rc}: see {workdir}/resumed.log"]
+        if not hit:
+            problems.append(f"killed in '{inflight}', not in '{task}'")
         problems += check(lab, resumed)
         ok = killed.killed and not problems
-        rows.append((number, label, killed.killed, last, len(before), round(killed.seconds), round(resumed.seconds),
+        rows.append((number, label, killed.killed, inflight, len(before), round(killed.seconds), round(resumed.seconds),
                      ok, problems))
         print(f"point {number:2d} {'PASS' if ok else 'FAIL'}: {label}: killed={killed.killed} after "
-              f"{killed.seconds:.0f}s at '{last}'; left after the kill: {'; '.join(before) or 'nothing'}; resumed in "
+              f"{killed.seconds:.0f}s in '{inflight}'; left after the kill: {'; '.join(before) or 'nothing'}; resumed in "
               f"{resumed.seconds:.0f}s (rc {resumed.rc}); {'; '.join(problems) or 'cluster at 6.8.1, every VM running, '
               'nothing banned or in standby, journals finished'} [{time.monotonic() - t0:.0f}s, load "
               f"{os.getloadavg()[0]:.1f}]", flush=True)
