@@ -16,7 +16,7 @@ lab's own tools: every node at 6.8.1, every VM Started (none lost), lb_float_ip 
 nothing banned or preferred, no node in standby or maintenance, the journals finished with
 nothing outstanding, the run report passed.
 
-Not collected by pytest (a standalone script: each point costs one upgrade, 10-15 minutes on
+Not collected by pytest (a standalone script: each point costs one upgrade, 5-9 minutes at a load average of 5-10 on
 the shared 2-core machine). Prints one line per point and a table at the end; exits 1 when a
 point failed. The lab must be up (`labctl up`; LAB_NAME/LAB_SUBNET select it); it is left
 upgraded (6.8.1).

@@ -19,9 +19,9 @@
    with compute hosts before the control plane is refused; nothing is written anywhere.
 
 Each test starts from `labctl reset-product` (6.8.0, no journal) and leaves the lab reset.
-The file makes two full upgrades (one of them interrupted twice) and a refused one: 15-20
-minutes on an idle 2-core machine, up to 40 at a load average of 12 (each task's Ansible and
-SSH start-up, see docs/upgrade.md, "Performance").
+The file makes two full upgrades (one of them interrupted twice) and three refused ones: about
+24 minutes at a load average of 8-12 on the shared 2-core machine (migrate 640 s, shutdown and
+manual 779 s; each task's Ansible and SSH start-up, see docs/upgrade.md, "Performance").
 """
 
 from __future__ import annotations
