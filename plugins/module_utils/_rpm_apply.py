@@ -103,20 +103,25 @@ def plan_apply(installed, targets, baseline=None, ignore=()):
     if baseline is not None:
         others_base, _ign = _rpm.filter_ignored([b for b in baseline if b.key not in by_key], ignore)
         others_inst, _ign = _rpm.filter_ignored([i for i in installed if i.key not in by_key], ignore)
-        drift = _rpm.diff_packages(others_base, others_inst)
-        parts = []
-        if drift.missing:
-            parts.append('%d missing (%s)' % (len(drift.missing), _listing([p.nevra() for p in drift.missing])))
-        if drift.extra:
-            parts.append('%d extra (%s)' % (len(drift.extra), _listing([p.nevra() for p in drift.extra])))
-        if drift.changed:
-            parts.append('%d changed (%s)' % (len(drift.changed), _listing(
-                ['%s: %s installed, baseline %s' % (_label(c.installed), c.installed.nevra(), c.baseline.nevra())
-                 for c in drift.changed])))
+        parts = _drift_parts(_rpm.diff_packages(others_base, others_inst), 'baseline')
         if parts:
             problems.append('the packages the bundle does not update differ from its baseline: %s'
                             % '; '.join(parts))
     return {'to_apply': to_apply, 'at_target': at_target, 'problems': problems}
+
+
+def _drift_parts(drift, wanted_word):
+    """'N missing (...)', 'N extra (...)', 'N changed (name: X installed, <wanted_word> Y)'."""
+    parts = []
+    if drift.missing:
+        parts.append('%d missing (%s)' % (len(drift.missing), _listing([p.nevra() for p in drift.missing])))
+    if drift.extra:
+        parts.append('%d extra (%s)' % (len(drift.extra), _listing([p.nevra() for p in drift.extra])))
+    if drift.changed:
+        parts.append('%d changed (%s)' % (len(drift.changed), _listing(
+            ['%s: %s installed, %s %s' % (_label(c.installed), c.installed.nevra(), wanted_word, c.baseline.nevra())
+             for c in drift.changed])))
+    return parts
 
 
 def expected_set(baseline, targets):
@@ -133,16 +138,7 @@ def verify_set(installed, targets, baseline=None, ignore=()):
         return left['problems'] + ['%s is not installed' % pkg.nevra() for _p, pkg, _c in left['to_apply']]
     want, _ign = _rpm.filter_ignored(expected_set(baseline, targets), ignore)
     have, _ign = _rpm.filter_ignored(installed, ignore)
-    drift = _rpm.diff_packages(want, have)
-    parts = []
-    if drift.missing:
-        parts.append('%d missing (%s)' % (len(drift.missing), _listing([p.nevra() for p in drift.missing])))
-    if drift.extra:
-        parts.append('%d extra (%s)' % (len(drift.extra), _listing([p.nevra() for p in drift.extra])))
-    if drift.changed:
-        parts.append('%d changed (%s)' % (len(drift.changed), _listing(
-            ['%s: %s installed, expected %s' % (_label(c.installed), c.installed.nevra(), c.baseline.nevra())
-             for c in drift.changed])))
+    parts = _drift_parts(_rpm.diff_packages(want, have), 'expected')
     return ['the installed rpm set is not the upgraded set (baseline with the bundle\'s packages): %s'
             % '; '.join(parts)] if parts else []
 
